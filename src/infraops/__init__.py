@@ -1,0 +1,1 @@
+"""infraops: routine operations of a Nomad fleet as durable Temporal workflows."""

@@ -1,0 +1,1 @@
+"""Node cleanup: stale per-job data directories and dangling Docker images."""

@@ -1,0 +1,1 @@
+"""Thin typed clients for what the activities talk to; errors classified here."""

@@ -1,0 +1,129 @@
+"""Settings read from the environment, one model per concern.
+
+Every field is named after its environment variable, so an error can name the
+variable the operator has to fix. Secrets are `SecretStr` and print redacted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infraops.errors import ConfigError
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", hide_input_in_errors=True
+    )
+
+
+class TemporalSettings(_Settings):
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+
+
+class TelemetrySettings(_Settings):
+    otel_exporter_otlp_endpoint: str = "tempo.service.consul:4317"
+    metrics_listen: str = ":9090"
+    log_level: str = Field(default="INFO", alias="INFRAOPS_LOG_LEVEL")
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected [HOST]:PORT, for example :9090")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def metrics_bind_address(self) -> str:
+        """`METRICS_LISTEN` with an empty host meaning every interface."""
+        host, _, port = self.metrics_listen.rpartition(":")
+        return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 (an exporter serves all)
+
+
+class WorkerSettings(_Settings):
+    worker_shutdown_grace: float = Field(default=30.0, ge=0)
+
+
+class NomadSettings(_Settings):
+    nomad_addr: str = "http://127.0.0.1:4646"
+    nomad_token: SecretStr | None = None
+    nomad_namespace: str | None = None
+    nomad_cacert: Path | None = None
+    nomad_client_cert: Path | None = None
+    nomad_client_key: Path | None = None
+
+    @field_validator("nomad_addr")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected a URL such as https://nomad.service.consul:4646")
+        return value.rstrip("/")
+
+    @field_validator("nomad_cacert", "nomad_client_cert", "nomad_client_key")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        return _existing_file(value)
+
+
+class SSHSettings(_Settings):
+    ssh_user: str = "root"
+    ssh_port: int = Field(default=22, gt=0, lt=65536)
+    ssh_key_path: Path = Path("/root/.ssh/id_ed25519")
+    ssh_cert_path: Path = Path("/root/.ssh/id_ed25519-cert.pub")
+    ssh_host_ca_path: Path = Path("/root/.ssh/ssh-host-ca.pub")
+    ssh_connect_timeout: float = Field(default=10.0, gt=0)
+
+    def require_files(self) -> None:
+        """Fail with the variable's name unless every key file exists."""
+        for name in ("ssh_key_path", "ssh_cert_path", "ssh_host_ca_path"):
+            path: Path = getattr(self, name)
+            if not path.is_file():
+                raise ConfigError(
+                    f"{name.upper()}: {path} is not a readable file; point it at "
+                    "the worker's SSH key material"
+                )
+
+
+def _existing_file(value: Path | None) -> Path | None:
+    if value is not None and not value.is_file():
+        raise ValueError(f"{value} is not a readable file")
+    return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(model: type[S], **overrides: Any) -> S:
+    """Read `model` from the environment, turning errors into `ConfigError`.
+
+    The message names each variable and what is wrong with it; the value
+    itself is never repeated, since it may be a secret.
+    """
+    try:
+        return model(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, env=True)) from None
+
+
+def describe_validation_error(error: ValidationError, *, env: bool = False) -> str:
+    """One line per problem, naming the field (or variable) and the fix."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "(document)"
+        if env:
+            where = where.upper()
+        lines.append(f"{where}: {problem['msg']}")
+    return "; ".join(lines)

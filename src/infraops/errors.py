@@ -1,0 +1,50 @@
+"""The errors infraops raises, classified once at each client's boundary.
+
+    InfraopsError
+    ├── ConfigError          bad settings or input; never retried (exit 2)
+    ├── TransientError       worth retrying: network blips, timeouts, 5xx
+    └── PermanentError       retrying cannot help: 4xx, refused auth
+        ├── HostKeyRejected  the node's host certificate did not verify
+        └── HostNotEnrolled  the node presents no host certificate at all
+
+Activities let these escape; `to_application_error` turns a permanent one into
+a non-retryable Temporal failure whose type is the class name, so workflows and
+the CLI can tell them apart.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+
+class InfraopsError(Exception):
+    """Base of every error infraops raises on purpose."""
+
+
+class ConfigError(InfraopsError):
+    """A setting or an input document is missing or invalid."""
+
+
+class TransientError(InfraopsError):
+    """A failure that may go away if the same call is tried again."""
+
+
+class PermanentError(InfraopsError):
+    """A failure that the same call will meet again."""
+
+
+class HostKeyRejected(PermanentError):
+    """The node's host key or certificate did not verify against the host CA."""
+
+
+class HostNotEnrolled(PermanentError):
+    """The node offers no host certificate, so its identity cannot be checked."""
+
+
+def to_application_error(error: InfraopsError) -> ApplicationError:
+    """Wrap `error` for Temporal, non-retryable unless it is transient."""
+    return ApplicationError(
+        str(error),
+        type=type(error).__name__,
+        non_retryable=not isinstance(error, TransientError),
+    )

@@ -1,0 +1,1 @@
+"""Registry garbage collection: parse GC output and check registry integrity."""

@@ -1,0 +1,1 @@
+"""Hosting roles: which workflows and activities poll which task queue."""
