@@ -30,7 +30,8 @@ set -u
 cd -P -- "$1" 2>/dev/null || { echo "infraops: cannot enter $1" >&2; exit 3; }
 shift
 for name in "$@"; do
-    printf '%s\0%s\0' "$name" "$(du -sxB1 -- "./$name" 2>/dev/null | cut -f1)"
+    size=$(du -sxB1 -- "./$name" 2>/dev/null | head -n1 | cut -f1)
+    printf '%s\0%s\0' "$name" "$size"
 done
 """
 
@@ -43,10 +44,10 @@ for name in "$@"; do
     if [ -L "./$name" ] || [ ! -d "./$name" ]; then
         printf 'vanished\0%s\0' "$name"; continue
     fi
-    before=$(du -sxB1 -- "./$name" | cut -f1)
+    before=$(du -sxB1 -- "./$name" | head -n1 | cut -f1)
     err=$(rm -rf --one-file-system -- "./$name" 2>&1 | head -c 400)
     after=0
-    if [ -e "./$name" ]; then after=$(du -sxB1 -- "./$name" | cut -f1); fi
+    if [ -e "./$name" ]; then after=$(du -sxB1 -- "./$name" | head -n1 | cut -f1); fi
     printf 'removed\0%s\0%s\0%s\0%s\0' "$name" "$before" "$after" "$err"
 done
 """

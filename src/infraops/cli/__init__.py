@@ -56,6 +56,12 @@ def main() -> None:
         )
     except KeyboardInterrupt:
         code = 130
+    except Exception:
+        # A bug, not an operator error: show where, never local variables.
+        import traceback
+
+        traceback.print_exc()
+        code = 1
     finally:
         _finish(code)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from typing import Any
 
 from rich.console import Group
@@ -59,69 +59,27 @@ class CleanupView:
 
     def result(self, result: CleanupResult) -> Any:
         mode = "dry run" if result.dry_run else "live run"
-        nodes = Table(
-            title=f"Cleanup of {result.data_dir} ({mode})", title_justify="left"
-        )
-        for column in (
-            "node",
-            "status",
-            "candidates",
-            "removed",
-            "reclaimed",
-            "kept",
-            "errors",
-        ):
-            nodes.add_column(column, overflow="fold")
+        title = f"Cleanup of {result.data_dir} ({mode})"
+        nodes = Table(title=title, title_justify="left")
+        for column in ("node", "status", "stale", "size", "removed", "reclaimed"):
+            nodes.add_column(column)
+        nodes.add_column("kept")
+        nodes.add_column("errors", overflow="fold")
         for node in result.nodes:
-            reasons = Counter(v.reason.value for v in node.skipped)
-            kept = ", ".join(
-                f"{reason} {count}" for reason, count in sorted(reasons.items())
-            )
             nodes.add_row(
                 node.node,
                 f"[{STATUS_STYLE[node.status]}]{node.status.value}[/]",
-                f"{len(node.candidates)} ({human_bytes(_candidate_bytes(node))})",
+                str(len(node.candidates)),
+                human_bytes(_candidate_bytes(node)),
                 str(len(node.removed)),
                 human_bytes(node.bytes_reclaimed),
-                kept,
+                str(len(node.skipped)),
                 "; ".join(node.errors),
             )
         for skip in result.skipped_nodes:
-            nodes.add_row(skip.name, "[dim]skipped[/]", "", "", "", skip.reason, "")
-        parts: list[Any] = [nodes]
-        entries = Table(title="Stale directories", title_justify="left")
-        for column in ("node", "directory", "age (days)", "size", "outcome"):
-            entries.add_column(column, overflow="fold")
-        for node in result.nodes:
-            removed = {r.name: r.bytes_reclaimed for r in node.removed}
-            for verdict in node.candidates:
-                outcome = (
-                    "would remove"
-                    if result.dry_run
-                    else (
-                        f"removed ({human_bytes(removed[verdict.name])})"
-                        if verdict.name in removed
-                        else "kept"
-                    )
-                )
-                entries.add_row(
-                    node.node,
-                    verdict.name,
-                    f"{verdict.age_days:.1f}" if verdict.age_days is not None else "",
-                    human_bytes(verdict.size_bytes or 0),
-                    outcome,
-                )
-        if entries.row_count:
-            parts.append(entries)
-        totals = result.totals
-        parts.append(
-            f"{totals.nodes_scanned} nodes scanned, {totals.nodes_failed} failed, "
-            f"{totals.nodes_skipped} skipped; {totals.candidates} stale directories "
-            f"({human_bytes(totals.candidate_bytes)}), {totals.removed} removed, "
-            f"{human_bytes(totals.bytes_reclaimed)} reclaimed"
-        )
+            nodes.add_row(skip.name, "[dim]skipped[/]", "", "", "", "", "", skip.reason)
 
-        return Group(*parts)
+        return Group(nodes, *_entry_tables(result), _totals(result))
 
     def exit_code(self, result: CleanupResult) -> int:
         return EXIT_PARTIAL if result.failed_nodes else EXIT_OK
@@ -142,3 +100,54 @@ def human_bytes(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{count} B"
+
+
+def _entry_tables(result: CleanupResult) -> list[Table]:
+    stale = Table(title="Stale directories", title_justify="left")
+    for column in ("node", "directory", "age (days)", "size", "outcome"):
+        stale.add_column(column, overflow="fold")
+    kept: dict[str, list[str]] = defaultdict(list)
+    for node in result.nodes:
+        removed = {r.name: r.bytes_reclaimed for r in node.removed}
+        for verdict in node.candidates:
+            if result.dry_run:
+                outcome = "would remove"
+            elif verdict.name in removed:
+                outcome = f"removed ({human_bytes(removed[verdict.name])})"
+            else:
+                outcome = "kept"
+            age = verdict.age_days
+            stale.add_row(
+                node.node,
+                shown(verdict.name),
+                f"{age:.1f}" if age is not None else "",
+                human_bytes(verdict.size_bytes or 0),
+                outcome,
+            )
+        for verdict in node.skipped:
+            kept[verdict.reason.value].append(f"{node.node}:{shown(verdict.name)}")
+    reasons = Table(title="Kept, by reason", title_justify="left")
+    for column in ("reason", "entries", "for example"):
+        reasons.add_column(column, overflow="fold")
+    for reason, names in sorted(kept.items()):
+        sample = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        reasons.add_row(reason, str(len(names)), sample)
+
+    return [table for table in (stale, reasons) if table.row_count]
+
+
+def _totals(result: CleanupResult) -> str:
+    totals = result.totals
+    return (
+        f"{totals.nodes_scanned} nodes scanned, {totals.nodes_failed} failed, "
+        f"{totals.nodes_skipped} skipped; {totals.candidates} stale directories "
+        f"({human_bytes(totals.candidate_bytes)}), {totals.removed} removed, "
+        f"{human_bytes(totals.bytes_reclaimed)} reclaimed"
+    )
+
+
+def shown(name: str) -> str:
+    """A directory name with control characters made visible."""
+    if name.isprintable():
+        return name
+    return name.encode("unicode_escape").decode("ascii")

@@ -12,7 +12,7 @@ import os
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from temporalio.contrib.opentelemetry import (
     OpenTelemetryPlugin,
     ReplaySafeTracerProvider,
@@ -25,10 +25,24 @@ _provider: ReplaySafeTracerProvider | None = None
 
 
 def configure_tracing(settings: TelemetrySettings, service: str) -> None:
-    """Install a replay-safe global tracer provider exporting to the collector."""
+    """Install a replay-safe global tracer provider exporting to the collector.
+
+    The provider is installed even when export is off, because Temporal's
+    tracing plugin insists on one.
+    """
     global _provider
-    if _provider is not None or not _enabled():
+    if _provider is not None:
         return
+    resource = Resource.create({"service.name": service})
+    _provider = create_tracer_provider(resource=resource, shutdown_on_exit=False)
+    if _enabled():
+        _provider.add_span_processor(
+            BatchSpanProcessor(_exporter(settings), export_timeout_millis=5000)
+        )
+    trace.set_tracer_provider(_provider)
+
+
+def _exporter(settings: TelemetrySettings) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
         OTLPSpanExporter,
     )
@@ -37,15 +51,7 @@ def configure_tracing(settings: TelemetrySettings, service: str) -> None:
     insecure = None
     if "://" not in endpoint and "OTEL_EXPORTER_OTLP_INSECURE" not in os.environ:
         insecure = True  # a bare host:port is an in-cluster collector
-    resource = Resource.create({"service.name": service})
-    _provider = create_tracer_provider(resource=resource, shutdown_on_exit=False)
-    _provider.add_span_processor(
-        BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=endpoint, insecure=insecure, timeout=5),
-            export_timeout_millis=5000,
-        )
-    )
-    trace.set_tracer_provider(_provider)
+    return OTLPSpanExporter(endpoint=endpoint, insecure=insecure, timeout=5)
 
 
 def tracing_plugins() -> list[OpenTelemetryPlugin]:

@@ -106,6 +106,8 @@ class TestRemoveScript:
 
         assert set(sizes) == {"new\nline", "qu'ote"}
         assert int(sizes["qu'ote"]) >= 5000
+        assert int(sizes["new\nline"]) >= 5000
+        assert int(sizes["new\nline"]) >= 5000
 
 
 class TestParsers:
