@@ -12,11 +12,13 @@ declare -A wanted=(
     [/usr/bin/faketime]=faketime
     [/usr/bin/unshare]=util-linux
     [/usr/bin/nsenter]=util-linux
+    [/usr/bin/pg_dump]=postgresql-client
 )
 missing=()
 for path in "${!wanted[@]}"; do
     [ -e "$path" ] || missing+=("${wanted[$path]}")
 done
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
