@@ -61,9 +61,10 @@ class Client:
 class Fleet:
     """Start with `with Fleet(root) as fleet:` after adding clients."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, temporal: TemporalDevServer | None = None) -> None:
         self.root = root
-        self.temporal = TemporalDevServer(root / "temporal")
+        self._own_temporal = temporal is None
+        self.temporal = temporal or TemporalDevServer(root / "temporal")
         self.ssh = SSHLab(root / "ssh")
         self.nomad = NomadSim(token=NOMAD_TOKEN)
         self.clients: dict[str, Client] = {}
@@ -96,13 +97,17 @@ class Fleet:
         return client
 
     def start(self) -> Self:
-        self.temporal.start()
+        if self._own_temporal:
+            self.temporal.start()
         self.nomad.start()
         self.ssh.start_all()
         return self
 
     def stop(self) -> None:
-        for stop in (self.ssh.stop_all, self.nomad.stop, self.temporal.stop):
+        stops = [self.ssh.stop_all, self.nomad.stop]
+        if self._own_temporal:
+            stops.append(self.temporal.stop)
+        for stop in stops:
             with contextlib.suppress(Exception):
                 stop()
 

@@ -6,7 +6,6 @@ Every method is an activity. Errors are classified by the clients; the
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from temporalio import activity
@@ -41,8 +40,6 @@ from infraops.cleanup.models import (
 from infraops.clients.nomad import NomadClient
 from infraops.clients.ssh import Completed, Host, SSHClient
 from infraops.errors import PermanentError, TransientError
-
-log = logging.getLogger(__name__)
 
 LIVE_CLIENT = {"pending", "running"}
 UNAVAILABLE = {"down": "node is down", "disconnected": "node is disconnected"}
@@ -92,7 +89,7 @@ class CleanupActivities:
         ]
         skipped = [v for v in verdicts if v.reason is not Reason.CANDIDATE]
         metrics.record_scan(activity.metric_meter(), skipped)
-        log.info(
+        activity.logger.info(
             "scanned %s: %d candidates, %d kept",
             work.node.name,
             len(candidates),
@@ -124,7 +121,7 @@ class CleanupActivities:
             removed, errors = _read_removals(result.stdout)
         metrics.record_removal(activity.metric_meter(), removed, kept)
         for entry in removed:
-            log.info(
+            activity.logger.info(
                 "removed %s/%s on %s (%d bytes)",
                 config.data_dir,
                 entry.name,
