@@ -15,10 +15,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from infraops.errors import ConfigError
 
 
-class _Settings(BaseSettings):
+class Settings(BaseSettings):
+    """Base of every settings model: env names, secrets kept out of errors."""
+
     model_config = SettingsConfigDict(
         case_sensitive=False, extra="ignore", hide_input_in_errors=True
     )
+
+    def check(self) -> None:
+        """Checks beyond the values' syntax, such as files that must exist."""
+
+
+_Settings = Settings  # the name the domain modules use
 
 
 class TemporalSettings(_Settings):
@@ -86,6 +94,9 @@ class SSHSettings(_Settings):
     ssh_host_ca_path: Path = Path("/root/.ssh/ssh-host-ca.pub")
     ssh_connect_timeout: float = Field(default=10.0, gt=0)
 
+    def check(self) -> None:
+        self.require_files()
+
     def require_files(self) -> None:
         """Fail with the variable's name unless every key file exists."""
         for name in ("ssh_key_path", "ssh_cert_path", "ssh_host_ca_path"):
@@ -127,3 +138,116 @@ def describe_validation_error(error: ValidationError, *, env: bool = False) -> s
             where = where.upper()
         lines.append(f"{where}: {problem['msg']}")
     return "; ".join(lines)
+
+
+class TrivySettings(_Settings):
+    """The trivy role: the Trivy server, the CLI and the results database."""
+
+    trivy_server_addr: str = "http://trivy-server.service.consul:4954"
+    trivy_token: SecretStr | None = None
+    trivy_token_header: str = "Trivy-Token"
+    trivy_bin: str = "trivy"
+    trivy_cache_dir: Path = Path("/var/cache/infraops-trivy")
+    trivy_timeout: float = Field(default=25 * 60, gt=0)
+    trivy_db_host: str = "postgres-shared.service.consul"
+    trivy_db_port: int = Field(default=5432, gt=0, lt=65536)
+    trivy_db_user: str | None = None
+    trivy_db_password: SecretStr | None = None
+    trivy_db_name: str = "trivy"
+    db_sslmode: str = "verify-ca"
+    db_sslrootcert: Path | None = None
+
+    @field_validator("trivy_server_addr")
+    @classmethod
+    def _server_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected a URL such as http://trivy-server:4954")
+        return value.rstrip("/")
+
+    @field_validator("db_sslmode")
+    @classmethod
+    def _sslmode(cls, value: str) -> str:
+        modes = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+        if value not in modes:
+            raise ValueError(f"expected one of {', '.join(modes)}")
+        return value
+
+    @field_validator("db_sslrootcert")
+    @classmethod
+    def _ca_readable(cls, value: Path | None) -> Path | None:
+        return _existing_file(value)
+
+
+class BackupSettings(_Settings):
+    """The backup role: where runs are kept and how many dumps run at once."""
+
+    backup_local_dir: Path = Path("/mnt/backups")
+    pg_dump_concurrency: int = Field(default=4, ge=1, le=64)
+    backup_age_recipients: str | None = None
+
+    @field_validator("backup_age_recipients")
+    @classmethod
+    def _age_keys(cls, value: str | None) -> str | None:
+        if value is not None and not all(
+            key.startswith("age1") for key in value.replace(",", " ").split()
+        ):
+            raise ValueError("expected age recipients (age1...), comma separated")
+        return value or None
+
+    @property
+    def age_recipients(self) -> list[str]:
+        return (self.backup_age_recipients or "").replace(",", " ").split()
+
+    def check(self) -> None:
+        if not self.backup_local_dir.is_dir():
+            raise ConfigError(
+                f"BACKUP_LOCAL_DIR: {self.backup_local_dir} is not a directory; "
+                "point it at the mounted backup volume"
+            )
+
+
+class PostgresSettings(_Settings):
+    """The server the backup role dumps; the password reaches only pg_dump."""
+
+    pg_host: str = "postgres-primary.service.consul"
+    pg_port: int = Field(default=5432, gt=0, lt=65536)
+    pg_user: str = "postgres"
+    pgpassword: SecretStr | None = None
+    pg_lock_wait_timeout: float = Field(default=60.0, gt=0)
+    pg_bindirs: str = ""
+
+
+class S3Settings(_Settings):
+    """Off-site copies; without S3_BUCKET the backup role keeps runs locally."""
+
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = "backups"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("expected a URL such as https://s3.example.org")
+        return value or None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.s3_bucket)
+
+
+class ConsulSettings(_Settings):
+    consul_http_addr: str = "http://127.0.0.1:8500"
+    consul_http_token: SecretStr | None = None
+
+    @field_validator("consul_http_addr")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if "://" not in value:
+            value = f"http://{value}"
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected host:port or a URL such as http://consul:8500")
+        return value.rstrip("/")

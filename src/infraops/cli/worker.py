@@ -26,6 +26,7 @@ def worker(
     """Run a long-lived Temporal worker for the given roles."""
     from infraops.config import (
         TelemetrySettings,
+        Settings,
         TemporalSettings,
         WorkerSettings,
         load,
@@ -41,7 +42,9 @@ def worker(
     grace = load(WorkerSettings).worker_shutdown_grace
     for each in roles:
         for model in each.settings:
-            load(model)
+            settings = load(model)
+            if isinstance(settings, Settings):
+                settings.check()
 
     import asyncio
 
