@@ -140,7 +140,7 @@ class Fleet:
         }
         return env | extra
 
-    def _job(self, job_id: str, image: str = "nginx:1.25") -> None:
+    def ensure_job(self, job_id: str, image: str = "nginx:1.25") -> None:
         if job_id not in self._jobs:
             task = TaskSpec(job_id, config={"image": image})
             self.nomad.add_job(
@@ -168,7 +168,7 @@ class Fleet:
         # What Nomad says runs there: web runs, batch-pending is starting,
         # finished-job ran once and is complete.
         for job in ("web", "batch-pending", "finished-job"):
-            self._job(job)
+            self.ensure_job(job)
         self.nomad.add_alloc("web", "web", client.node_id)
         self.nomad.add_alloc(
             "batch-pending", "batch-pending", client.node_id, client_status="pending"

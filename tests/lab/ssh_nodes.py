@@ -187,6 +187,7 @@ class SSHNode:
         self.dir = lab.root / "nodes" / name
         self.tree = self.dir / "data"
         self.bin_dir = self.dir / "bin"
+        self.home = self.dir / "home"
         self.docker_state_dir = self.dir / "docker"
         self.host_key = self.dir / "host_key"
         self.host_cert: Path | None = None
@@ -535,6 +536,9 @@ class SSHLab:
             else:
                 argv = self._sftp_helper().sshfs_argv(mount.source, target)
                 lines.append(shlex.join(argv))
+        # A node has its own root home: a plain one, without this machine's
+        # .bashrc (which runs pyenv on every SSH command and skews timings).
+        lines.append(f"mount --bind {q(str(node.home))} {q(str(Path.home()))}")
         lines.append(f"exec {SSHD} -D -f {q(str(node.config))} -E {q(str(node.log))}")
         return "\n".join(lines) + "\n"
 
@@ -551,6 +555,7 @@ class SSHLab:
             return
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
         node.config.write_text(self._sshd_config(node))
+        node.home.mkdir(mode=0o700, exist_ok=True)
         node.start_script.write_text(self._start_script(node))
         atexit.register(self.stop_all)
         node._proc = spawn_in_namespaces(

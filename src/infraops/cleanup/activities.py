@@ -17,12 +17,11 @@ from infraops.cleanup.docker import PRUNE_ARGV, parse_prune
 from infraops.cleanup.listing import (
     LIST_SCRIPT,
     REMOVE_SCRIPT,
-    SIZE_SCRIPT,
     ListingError,
     parse_listing,
-    parse_pairs,
 )
 from infraops.cleanup.models import (
+    SYSTEM_ENTRIES,
     CleanupConfig,
     DockerPrune,
     Node,
@@ -83,10 +82,6 @@ class CleanupActivities:
         """Classify the node's data directory and size the candidates."""
         verdicts = await self._classify(work.node, work.config)
         candidates = [v for v in verdicts if v.reason is Reason.CANDIDATE]
-        sizes = await self._sizes(work.node, work.config.data_dir, candidates)
-        candidates = [
-            v.model_copy(update={"size_bytes": sizes.get(v.name)}) for v in candidates
-        ]
         skipped = [v for v in verdicts if v.reason is not Reason.CANDIDATE]
         metrics.record_scan(activity.metric_meter(), skipped)
         activity.logger.info(
@@ -148,7 +143,15 @@ class CleanupActivities:
     async def _classify(self, node: Node, config: CleanupConfig) -> list[Verdict]:
         keep = await self._keep_set(node, config.data_dir)
         result = await self._run(
-            node, ["bash", "-c", LIST_SCRIPT, "ls", config.data_dir]
+            node,
+            [
+                "bash",
+                "-c",
+                LIST_SCRIPT,
+                "ls",
+                config.data_dir,
+                *_never_walked(keep, config),
+            ],
         )
         if result.exit_status != 0:
             raise PermanentError(
@@ -177,25 +180,14 @@ class CleanupActivities:
 
         return keep
 
-    async def _sizes(
-        self, node: Node, data_dir: str, verdicts: list[Verdict]
-    ) -> dict[str, int]:
-        if not verdicts:
-            return {}
-        names = [v.name for v in verdicts]
-        result = await self._run(
-            node, ["bash", "-c", SIZE_SCRIPT, "du", data_dir, *names]
-        )
-
-        return {
-            name: int(size)
-            for name, size in parse_pairs(result.stdout).items()
-            if size.isdigit()
-        }
-
     async def _run(self, node: Node, argv: list[str]) -> Completed:
         activity.heartbeat(node.name)
         return await self._ssh.run(Host(node.name, node.address), argv)
+
+
+def _never_walked(keep: set[str], config: CleanupConfig) -> list[str]:
+    """Names kept whatever their age: the node need not measure them."""
+    return sorted(SYSTEM_ENTRIES | set(config.exclude) | keep)
 
 
 def _unavailable(stub: dict[str, Any]) -> str:

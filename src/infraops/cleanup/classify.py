@@ -1,15 +1,18 @@
 """Deciding, entry by entry, what may be removed from a node's data directory.
 
-Pure functions: the same listing and keep-set always give the same verdicts,
-which is what makes the re-check before deletion meaningful. The first rule
-that matches wins, and only `candidate` entries are ever removed.
+Pure functions: the same listing, keep-set and usage always give the same
+verdicts, which is what makes the re-check before deletion meaningful. The
+first rule that matches wins, and only `candidate` entries are ever removed.
+
+The node measures (with du) only the local directories not known to be kept;
+an entry that reaches the age rule without a measurement is kept as vanished.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from infraops.cleanup.listing import Entry, Listing, Mount
+from infraops.cleanup.listing import Entry, Listing, Mount, Usage
 from infraops.cleanup.models import SYSTEM_ENTRIES, Reason, Verdict
 
 SECONDS_PER_DAY = 86400.0
@@ -23,57 +26,68 @@ def classify(
     exclude: Iterable[str] = (),
 ) -> list[Verdict]:
     """One verdict per entry of `listing`, sorted by name."""
-    keep = frozenset(keep)
-    exclude = frozenset(exclude)
-    verdicts = [
-        _judge(entry, listing, keep, exclude, grace_days) for entry in listing.entries
-    ]
+    keep, exclude = frozenset(keep), frozenset(exclude)
+    verdicts = []
+    for entry in listing.entries:
+        found = _rule(entry, listing, keep, exclude)
+        if found is not None:
+            reason, detail = found
+            verdicts.append(Verdict(name=entry.name, reason=reason, detail=detail))
+        else:
+            usage = listing.usage.get(entry.name)
+            verdicts.append(_by_age(entry.name, usage, listing, grace_days))
 
     return sorted(verdicts, key=lambda verdict: verdict.name)
 
 
-def _judge(
-    entry: Entry,
-    listing: Listing,
-    keep: frozenset[str],
-    exclude: frozenset[str],
-    grace_days: float,
+def _by_age(
+    name: str, usage: Usage | None, listing: Listing, grace_days: float
 ) -> Verdict:
-    age_days = max(0.0, (listing.clock - entry.newest_mtime) / SECONDS_PER_DAY)
-    path = f"{listing.root.rstrip('/')}/{entry.name}"
-    own_mount = _mount_at(listing.mounts, path)
-    home = _mount_holding(listing.mounts, path)
-
-    def verdict(reason: Reason, detail: str = "") -> Verdict:
+    if usage is None:
         return Verdict(
-            name=entry.name, reason=reason, age_days=round(age_days, 2), detail=detail
+            name=name, reason=Reason.VANISHED, detail="could not be measured"
         )
+    age_days = max(0.0, (listing.clock - usage.newest_mtime) / SECONDS_PER_DAY)
+    reason = Reason.RECENT if age_days < grace_days else Reason.CANDIDATE
+    detail = f"modified {age_days:.1f} days ago" if reason is Reason.RECENT else ""
 
+    return Verdict(
+        name=name,
+        reason=reason,
+        age_days=round(age_days, 2),
+        size_bytes=usage.size_bytes,
+        detail=detail,
+    )
+
+
+def _rule(
+    entry: Entry, listing: Listing, keep: frozenset[str], exclude: frozenset[str]
+) -> tuple[Reason, str] | None:
+    """The reason an entry is kept whatever its age, or None."""
+    path = f"{listing.root.rstrip('/')}/{entry.name}"
     if entry.name in SYSTEM_ENTRIES:
-        return verdict(Reason.SYSTEM)
+        return Reason.SYSTEM, ""
     if entry.name in exclude:
-        return verdict(Reason.EXCLUDED)
+        return Reason.EXCLUDED, ""
     if entry.odd_name:
-        return verdict(Reason.ODD_NAME)
+        return Reason.ODD_NAME, ""
     if entry.kind == "l":
-        return verdict(Reason.SYMLINK)
+        return Reason.SYMLINK, ""
     if entry.kind != "d":
-        return verdict(Reason.NOT_DIRECTORY, f"type {entry.kind}")
-    if own_mount is not None:
-        if own_mount.network:
-            return verdict(Reason.NETWORK_FS, own_mount.fstype)
-        return verdict(Reason.MOUNT, own_mount.fstype)
+        return Reason.NOT_DIRECTORY, f"type {entry.kind}"
+    own = _mount_at(listing.mounts, path)
+    if own is not None:
+        return (Reason.NETWORK_FS if own.network else Reason.MOUNT), own.fstype
+    home = _mount_holding(listing.mounts, path)
     if home is not None and home.network:
-        return verdict(Reason.NETWORK_FS, home.fstype)
+        return Reason.NETWORK_FS, home.fstype
     inner = [m.point for m in listing.mounts if m.point.startswith(path + "/")]
     if inner:
-        return verdict(Reason.CONTAINS_MOUNT, inner[0])
+        return Reason.CONTAINS_MOUNT, inner[0]
     if entry.name in keep:
-        return verdict(Reason.IN_USE)
-    if age_days < grace_days:
-        return verdict(Reason.RECENT, f"modified {age_days:.1f} days ago")
+        return Reason.IN_USE, ""
 
-    return verdict(Reason.CANDIDATE)
+    return None
 
 
 def _mount_at(mounts: tuple[Mount, ...], path: str) -> Mount | None:

@@ -1,10 +1,11 @@
 """Listing a node's data directory in one SSH command, and reading the answer.
 
-The remote side is bash with GNU find, stat-free and safe for any file name:
-every field it prints ends in a NUL byte, and names are never parsed by the
-shell. It reports the node's clock, its mount table and, per top-level entry,
-the type (links are not followed), the device and the newest modification
-time of anything beneath it on the same filesystem.
+The remote side is bash with GNU find and du, safe for any file name: every
+field it prints ends in a NUL byte, and names are never parsed by the shell.
+The listing reports the node's clock, its mount table and, per top-level
+entry, the type (links are not followed) and the device. In the same command,
+one du walks the local directories not known to be kept, without leaving
+their filesystem, for their size and the newest modification time beneath.
 """
 
 from __future__ import annotations
@@ -14,25 +15,26 @@ from dataclasses import dataclass
 LIST_SCRIPT = r"""
 set -u
 cd -P -- "$1" 2>/dev/null || { echo "infraops: cannot enter $1" >&2; exit 3; }
+shift  # the rest: names kept whatever their age, never walked
 printf 'clock\0%s\0root\0%s\0' "$(date +%s)" "$(pwd -P)"
 printf 'mountinfo\0'; cat /proc/self/mountinfo; printf '\0'
-find . -mindepth 1 -maxdepth 1 -printf '%P\0%y\0%D\0' |
+root_dev=$(stat -c %d .)
+walk=()
 while IFS= read -r -d '' name && IFS= read -r -d '' kind && IFS= read -r -d '' dev
 do
-    newest=$(find "./$name" -xdev -printf '%T@\n' 2>/dev/null |
-        awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { printf "%d", m }')
-    printf 'entry\0%s\0%s\0%s\0%s\0' "$name" "$kind" "$dev" "$newest"
-done
-"""
-
-SIZE_SCRIPT = r"""
-set -u
-cd -P -- "$1" 2>/dev/null || { echo "infraops: cannot enter $1" >&2; exit 3; }
-shift
-for name in "$@"; do
-    size=$(du -sxB1 -- "./$name" 2>/dev/null | head -n1 | cut -f1)
-    printf '%s\0%s\0' "$name" "$size"
-done
+    printf 'entry\0%s\0%s\0%s\0' "$name" "$kind" "$dev"
+    [ "$kind" = d ] && [ "$dev" = "$root_dev" ] || continue
+    for kept in "$@"; do [ "$kept" = "$name" ] && continue 2; done
+    walk+=("./$name")
+done < <(find . -mindepth 1 -maxdepth 1 -printf '%P\0%y\0%D\0')
+case $(stat -f -c %T .) in  # never walk a network filesystem
+    nfs*|cifs|smb*|fuse*|9p|ceph*|gluster*|lustre|afs|gpfs|ocfs2|gfs2) walk=() ;;
+esac
+printf 'usage\0'
+if [ ${#walk[@]} -gt 0 ]; then
+    du -0 -sx -B1 --time --time-style=+%s -- "${walk[@]}" 2>/dev/null
+fi
+exit 0
 """
 
 REMOVE_SCRIPT = r"""
@@ -101,8 +103,15 @@ class Entry:
     name: str
     kind: str  # find's %y: d directory, f file, l symlink, ...
     device: int
-    newest_mtime: float
     odd_name: bool = False  # not UTF-8: shown escaped, never acted upon
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What du found beneath an entry: bytes on disk and the newest mtime."""
+
+    size_bytes: int
+    newest_mtime: float
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ class Listing:
     root: str
     mounts: tuple[Mount, ...]
     entries: tuple[Entry, ...]
+    usage: dict[str, Usage]
 
 
 def parse_listing(output: bytes) -> Listing:
@@ -124,18 +134,18 @@ def parse_listing(output: bytes) -> Listing:
         root = _text(head[b"root"])
         mounts = parse_mountinfo(_text(head[b"mountinfo"]))
         entries = []
-        rest = fields[6:]
-        for at in range(0, len(rest), 5):
-            tag, name, kind, device, newest = rest[at : at + 5]
-            if tag != b"entry":
-                raise ListingError(f"unexpected record {tag[:20]!r}")
-            entries.append(
-                Entry(_text(name), _text(kind), int(device), float(newest), _odd(name))
-            )
-    except (KeyError, ValueError) as error:
+        at = 6
+        while fields[at] == b"entry":
+            _, name, kind, device = fields[at : at + 4]
+            entries.append(Entry(_text(name), _text(kind), int(device), _odd(name)))
+            at += 4
+        if fields[at] != b"usage":
+            raise ListingError(f"unexpected record {fields[at][:20]!r}")
+        usage = parse_usage(b"\0".join(fields[at + 1 :]))
+    except (KeyError, IndexError, ValueError) as error:
         raise ListingError(f"malformed listing from the node: {error}") from None
 
-    return Listing(clock, root, mounts, tuple(entries))
+    return Listing(clock, root, mounts, tuple(entries), usage)
 
 
 def parse_mountinfo(text: str) -> tuple[Mount, ...]:
@@ -151,13 +161,20 @@ def parse_mountinfo(text: str) -> tuple[Mount, ...]:
     return tuple(mounts)
 
 
-def parse_pairs(output: bytes) -> dict[str, str]:
-    """NUL-separated name/value pairs, as SIZE_SCRIPT prints them."""
-    fields = output.split(b"\0")
-    return {
-        _text(name): _text(value)
-        for name, value in zip(fields[0::2], fields[1::2], strict=False)
-    }
+def parse_usage(output: bytes) -> dict[str, Usage]:
+    """du's NUL-terminated `SIZE<TAB>MTIME<TAB>./NAME` lines, by name."""
+    usage = {}
+    for record in output.split(b"\0"):
+        parts = record.split(b"\t", 2)
+        if len(parts) != 3 or not parts[2].startswith(b"./"):
+            continue
+        size, newest, path = parts
+        try:
+            usage[_text(path[2:])] = Usage(int(size), float(newest))
+        except ValueError:
+            continue
+
+    return usage
 
 
 def _unescape(path: str) -> str:

@@ -5,23 +5,37 @@ from __future__ import annotations
 import pytest
 
 from infraops.cleanup.classify import SECONDS_PER_DAY, classify
-from infraops.cleanup.listing import Entry, Listing, Mount
-from infraops.cleanup.models import Reason
+from infraops.cleanup.listing import Entry, Listing, Mount, Usage
+from infraops.cleanup.models import Reason, Verdict
 
 NOW = 1_800_000_000.0
 ROOT = "/opt/nomad/data"
 BASE_MOUNTS = (Mount("/", "ext4"),)
 
 
-def listing(*entries: Entry, mounts: tuple[Mount, ...] = BASE_MOUNTS) -> Listing:
-    return Listing(clock=NOW, root=ROOT, mounts=mounts, entries=entries)
+def listing(
+    *entries: Entry,
+    mounts: tuple[Mount, ...] = BASE_MOUNTS,
+    measured: bool = True,
+) -> Listing:
+    """A listing in which du measured every directory, unless told otherwise."""
+    usage = {
+        entry.name: Usage(4096, NOW - AGES.get(entry.name, 30) * SECONDS_PER_DAY)
+        for entry in entries
+        if measured and entry.kind == "d"
+    }
+    return Listing(clock=NOW, root=ROOT, mounts=mounts, entries=entries, usage=usage)
+
+
+AGES: dict[str, float] = {}
 
 
 def old_dir(name: str, days: float = 30, kind: str = "d") -> Entry:
-    return Entry(name, kind, 2049, NOW - days * SECONDS_PER_DAY)
+    AGES[name] = days
+    return Entry(name, kind, 2049)
 
 
-def reasons(result: list) -> dict[str, Reason]:
+def reasons(result: list[Verdict]) -> dict[str, Reason]:
     return {verdict.name: verdict.reason for verdict in result}
 
 
@@ -43,7 +57,7 @@ class TestClassify:
     def test_excluded_names_are_kept(self) -> None:
         """Names in `exclude` are kept with their own reason."""
         result = classify(
-            listing(old_dir("keepme")), set(), grace_days=7, exclude=["keepme"]
+            listing(old_dir("keepme")), set(), grace_days=7, exclude=("keepme",)
         )
 
         assert reasons(result) == {"keepme": Reason.EXCLUDED}
@@ -82,9 +96,7 @@ class TestClassify:
     def test_a_prefix_of_a_mount_name_is_not_a_mount(self) -> None:
         """`job` is not affected by a mount at `job2`."""
         mounts = (*BASE_MOUNTS, Mount(f"{ROOT}/job2", "ext4"))
-        result = classify(
-            listing(old_dir("job"), mounts=mounts), set(), grace_days=7
-        )
+        result = classify(listing(old_dir("job"), mounts=mounts), set(), grace_days=7)
 
         assert reasons(result) == {"job": Reason.CANDIDATE}
 
@@ -120,7 +132,17 @@ class TestClassify:
 
     def test_names_that_are_not_utf8_are_never_acted_upon(self) -> None:
         """A name we cannot show faithfully is reported, not removed."""
-        odd = Entry("bad\\xff", "d", 1, NOW - 99 * SECONDS_PER_DAY, odd_name=True)
+        odd = Entry("bad\\xff", "d", 1, odd_name=True)
         result = classify(listing(odd), set(), grace_days=7)
 
         assert reasons(result) == {"bad\\xff": Reason.ODD_NAME}
+
+
+class TestMeasuring:
+    def test_an_entry_du_could_not_measure_is_not_removed(self) -> None:
+        """If du has nothing to say about an entry it is kept as vanished."""
+        result = classify(
+            listing(old_dir("stale"), measured=False), set(), grace_days=7
+        )
+
+        assert reasons(result) == {"stale": Reason.VANISHED}

@@ -12,14 +12,22 @@ import pytest
 from infraops.cleanup.listing import (
     LIST_SCRIPT,
     REMOVE_SCRIPT,
-    SIZE_SCRIPT,
     ListingError,
     parse_listing,
     parse_mountinfo,
-    parse_pairs,
 )
 
-AWKWARD = ["plain", "with space", "new\nline", "tab\there", "-dash", "qu'ote", "$(x)"]
+AWKWARD = [
+    "plain",
+    "with space",
+    "new\nline",
+    "tab\there",
+    "-dash",
+    "qu'ote",
+    "$(x)",
+    "entry",
+    "usage",
+]
 
 
 def run(script: str, *args: str | bytes) -> bytes:
@@ -60,15 +68,22 @@ class TestListScript:
         assert kinds["afile"] == "f"
         assert kinds["new\nline"] == "d"
 
-    def test_reports_node_clock_root_and_newest_descendant(self, tree: Path) -> None:
-        """The newest file beneath an entry dates it, not the entry's own mtime."""
+    def test_measures_what_is_not_kept(self, tree: Path) -> None:
+        """du measures size and newest mtime beneath, skipping kept names."""
+        listing = parse_listing(run(LIST_SCRIPT, str(tree), "qu'ote", "-dash"))
+        usage = listing.usage
+
+        assert set(usage) == {*AWKWARD} - {"qu'ote", "-dash"}
+        assert usage["new\nline"].size_bytes >= 5000
+        assert time.time() - usage["plain"].newest_mtime < 60
+        assert time.time() - usage["with space"].newest_mtime > 9 * 86400
+
+    def test_reports_node_clock_root_and_mounts(self, tree: Path) -> None:
+        """The listing carries the node's clock, the real root and its mounts."""
         listing = parse_listing(run(LIST_SCRIPT, str(tree)))
-        by_name = {entry.name: entry for entry in listing.entries}
 
         assert abs(listing.clock - time.time()) < 60
         assert listing.root == str(tree.resolve())
-        assert listing.clock - by_name["plain"].newest_mtime < 60
-        assert listing.clock - by_name["with space"].newest_mtime > 9 * 86400
         assert any(mount.point == "/" for mount in listing.mounts)
 
     def test_missing_root_fails_with_a_message(self, tmp_path: Path) -> None:
@@ -100,15 +115,6 @@ class TestRemoveScript:
         assert b"refused" in fields
         assert b"vanished" in fields
 
-    def test_sizes_are_reported_per_name(self, tree: Path) -> None:
-        """du sizes come back keyed by the exact name."""
-        sizes = parse_pairs(run(SIZE_SCRIPT, str(tree), "new\nline", "qu'ote"))
-
-        assert set(sizes) == {"new\nline", "qu'ote"}
-        assert int(sizes["qu'ote"]) >= 5000
-        assert int(sizes["new\nline"]) >= 5000
-        assert int(sizes["new\nline"]) >= 5000
-
 
 class TestParsers:
     def test_mountinfo_unescapes_octal(self) -> None:
@@ -127,4 +133,6 @@ class TestParsers:
     def test_truncated_output_is_an_error(self) -> None:
         """A listing cut short is rejected rather than read as fewer entries."""
         with pytest.raises(ListingError):
-            parse_listing(b"clock\x00123\x00root\x00/x\x00mountinfo\x00\x00entry\x00a\x00d")
+            parse_listing(
+                b"clock\x00123\x00root\x00/x\x00mountinfo\x00\x00entry\x00a\x00d\x00"
+            )
