@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,9 @@ def temporal_server(
 
 
 @pytest.fixture(scope="session")
-async def temporal_client(temporal_server: TemporalDevServer) -> AsyncIterator[Client]:
+async def temporal_client(temporal_server: TemporalDevServer) -> Client:
     """A client with the same data converter the worker and CLI use."""
-    yield await Client.connect(
+    return await Client.connect(
         temporal_server.address, data_converter=pydantic_data_converter
     )
 

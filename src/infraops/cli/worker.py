@@ -25,8 +25,8 @@ def worker(
 ) -> None:
     """Run a long-lived Temporal worker for the given roles."""
     from infraops.config import (
-        TelemetrySettings,
         Settings,
+        TelemetrySettings,
         TemporalSettings,
         WorkerSettings,
         load,
