@@ -39,6 +39,7 @@ from infraops.cleanup.models import (
 from infraops.clients.nomad import NomadClient
 from infraops.clients.ssh import Completed, Host, SSHClient
 from infraops.errors import PermanentError, TransientError
+from infraops.registry_gc.guard import registry_gc_holds
 
 LIVE_CLIENT = {"pending", "running"}
 UNAVAILABLE = {"down": "node is down", "disconnected": "node is disconnected"}
@@ -130,6 +131,10 @@ class CleanupActivities:
     @classified
     async def prune_docker(self, work: NodeWork) -> DockerPrune:
         """Remove dangling images only (never `--all`), as Docker reports."""
+        held = await registry_gc_holds(work.node.name)
+        if held:
+            activity.logger.info("not pruning images on %s: %s", work.node.name, held)
+            return DockerPrune(deleted=[], untagged=[], bytes_reclaimed=0, skipped=held)
         result = await self._run(work.node, PRUNE_ARGV)
         if result.exit_status != 0:
             raise PermanentError(

@@ -139,6 +139,7 @@ class DockerPrune(_Model):
     deleted: list[str]
     untagged: list[str]
     bytes_reclaimed: int
+    skipped: str = ""  # why the prune did not run (registry-gc on the node)
 
 
 class NodeStatus(StrEnum):
