@@ -1,0 +1,1 @@
+"""The trivy role: scan every running image and keep the CVE history."""
