@@ -17,6 +17,7 @@ from .render_allocs import alloc_full, alloc_stub
 from .render_jobs import deployment_json, job_json, job_summary, scale_status
 from .render_nodes import node_full, node_stub
 from .scaling import decode_scaling_request, scale_job
+from .snapshot import agent_self, save_snapshot
 
 ALL_NAMESPACES = "*"
 
@@ -236,6 +237,8 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     ),
     (_route("/v1/job/:job_id/deployment"), {"GET": job_deployment}),
     (_route("/v1/job/:job_id/deployments"), {"GET": job_deployments}),
+    (_route("/v1/operator/snapshot"), {"GET": save_snapshot}),
+    (_route("/v1/agent/self"), {"GET": agent_self}),
 ]
 
 

@@ -203,6 +203,9 @@ class SimHandler(BaseHTTPRequestHandler):
             )
             self._send(outcome.status, outcome.message.encode(), TEXT_PLAIN, extra)
             return
+        if hasattr(outcome.body, "write_to"):  # a streamed body (snapshot.py)
+            outcome.body.write_to(self)
+            return
         headers = self._meta_headers(outcome.index, outcome.read)
         if outcome.next_token:
             headers["X-Nomad-NextToken"] = outcome.next_token

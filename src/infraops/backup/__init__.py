@@ -1,0 +1,1 @@
+"""The backup role: verified, restorable backups of Nomad, Consul and PostgreSQL."""
