@@ -6,8 +6,9 @@ variable the operator has to fix. Secrets are `SecretStr` and print redacted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,14 +23,33 @@ class Settings(BaseSettings):
         case_sensitive=False, extra="ignore", hide_input_in_errors=True
     )
 
+    # Variables a deployment must set: their defaults only suit a laptop.
+    required: ClassVar[frozenset[str]] = frozenset()
+
     def check(self) -> None:
         """Checks beyond the values' syntax, such as files that must exist."""
+
+    @classmethod
+    def env_names(cls) -> set[str]:
+        """The environment variables this model reads."""
+        return {(info.alias or name).upper() for name, info in cls.model_fields.items()}
+
+    @classmethod
+    def secret_names(cls) -> set[str]:
+        """The variables holding secrets, which are never printed."""
+        return {
+            (info.alias or name).upper()
+            for name, info in cls.model_fields.items()
+            if info.annotation is SecretStr or SecretStr in get_args(info.annotation)
+        }
 
 
 _Settings = Settings  # the name the domain modules use
 
 
 class TemporalSettings(_Settings):
+    required = frozenset({"TEMPORAL_ADDRESS"})
+
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
 
@@ -66,6 +86,8 @@ class WorkerSettings(_Settings):
 
 
 class NomadSettings(_Settings):
+    required = frozenset({"NOMAD_ADDR", "NOMAD_TOKEN"})
+
     nomad_addr: str = "http://127.0.0.1:4646"
     nomad_token: SecretStr | None = None
     nomad_namespace: str | None = None
@@ -87,6 +109,8 @@ class NomadSettings(_Settings):
 
 
 class SSHSettings(_Settings):
+    required = frozenset({"SSH_KEY_PATH", "SSH_CERT_PATH", "SSH_HOST_CA_PATH"})
+
     ssh_user: str = "root"
     ssh_port: int = Field(default=22, gt=0, lt=65536)
     ssh_key_path: Path = Path("/root/.ssh/id_ed25519")
@@ -141,11 +165,15 @@ def describe_validation_error(error: ValidationError, *, env: bool = False) -> s
 
 
 class TrivySettings(_Settings):
+    required = frozenset(
+        {"TRIVY_SERVER_ADDR", "TRIVY_DB_HOST", "TRIVY_DB_USER", "TRIVY_DB_PASSWORD"}
+    )
+
     """The trivy role: the Trivy server, the CLI and the results database."""
 
     trivy_server_addr: str = "http://trivy-server.service.consul:4954"
     trivy_token: SecretStr | None = None
-    trivy_token_header: str = "Trivy-Token"
+    trivy_token_header: str = "Trivy-Token"  # noqa: S105 (a header name)
     trivy_bin: str = "trivy"
     trivy_cache_dir: Path = Path("/var/cache/infraops-trivy")
     trivy_timeout: float = Field(default=25 * 60, gt=0)
@@ -179,6 +207,8 @@ class TrivySettings(_Settings):
 
 
 class BackupSettings(_Settings):
+    required = frozenset({"BACKUP_LOCAL_DIR"})
+
     """The backup role: where runs are kept and how many dumps run at once."""
 
     backup_local_dir: Path = Path("/mnt/backups")
@@ -207,6 +237,8 @@ class BackupSettings(_Settings):
 
 
 class PostgresSettings(_Settings):
+    required = frozenset({"PG_HOST", "PGPASSWORD"})
+
     """The server the backup role dumps; the password reaches only pg_dump."""
 
     pg_host: str = "postgres-primary.service.consul"
@@ -218,6 +250,8 @@ class PostgresSettings(_Settings):
 
 
 class S3Settings(_Settings):
+    required = frozenset({"S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY"})
+
     """Off-site copies; without S3_BUCKET the backup role keeps runs locally."""
 
     s3_endpoint: str | None = None
@@ -240,6 +274,8 @@ class S3Settings(_Settings):
 
 
 class ConsulSettings(_Settings):
+    required = frozenset({"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN"})
+
     consul_http_addr: str = "http://127.0.0.1:8500"
     consul_http_token: SecretStr | None = None
 
@@ -251,3 +287,8 @@ class ConsulSettings(_Settings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("expected host:port or a URL such as http://consul:8500")
         return value.rstrip("/")
+
+
+def env_names(models: Iterable[type[Settings]]) -> set[str]:
+    """Every environment variable the given settings models read."""
+    return {name for model in models for name in model.env_names()}

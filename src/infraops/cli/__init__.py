@@ -12,8 +12,11 @@ import sys
 
 import typer
 
+from infraops.cli import backup as backup_commands
 from infraops.cli import config as config_commands
 from infraops.cli import run as run_commands
+from infraops.cli import schedules as schedules_commands
+from infraops.cli import trivy as trivy_commands
 from infraops.cli.worker import worker
 
 app = typer.Typer(
@@ -26,7 +29,10 @@ app = typer.Typer(
 )
 app.command()(worker)
 app.add_typer(run_commands.app, name="run")
+app.add_typer(schedules_commands.app, name="schedules")
 app.add_typer(config_commands.app, name="config")
+app.add_typer(backup_commands.app, name="backup")
+app.add_typer(trivy_commands.app, name="trivy")
 
 
 @app.command()

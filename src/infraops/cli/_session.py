@@ -46,6 +46,10 @@ class Launch:
     local_worker: bool
     wait: bool
     as_json: bool
+    # A fixed id refuses a second concurrent run (conflict policy FAIL).
+    workflow_id: str | None = None
+    # Ctrl-C cancels the workflow even on the shared queue, then keeps following.
+    cancel_on_interrupt: bool = False
 
 
 def manual_id(prefix: str) -> str:
@@ -55,6 +59,8 @@ def manual_id(prefix: str) -> str:
 
 async def launch(request: Launch, view: View) -> int:
     from temporalio.client import WorkflowFailureError
+    from temporalio.common import WorkflowIDConflictPolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
 
     from infraops.config import TelemetrySettings, TemporalSettings, load
     from infraops.telemetry.runtime import build_runtime
@@ -74,30 +80,48 @@ async def launch(request: Launch, view: View) -> int:
             await stack.enter_async_context(
                 hosted(client, [request.role], task_queue=queue)
             )
-        handle = await client.start_workflow(
-            request.workflow.name,
-            request.config,
-            id=manual_id(request.id_prefix),
-            task_queue=queue,
-            result_type=view.result_type,
-        )
+        try:
+            handle = await client.start_workflow(
+                request.workflow.name,
+                request.config,
+                id=request.workflow_id or manual_id(request.id_prefix),
+                task_queue=queue,
+                result_type=view.result_type,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError as error:
+            _say(
+                f"{request.workflow.name} is already running as workflow "
+                f"{error.workflow_id}; not starting a second one. Follow or cancel "
+                f"that run instead (temporal workflow describe -w {error.workflow_id})"
+            )
+            return EXIT_WORKFLOW_FAILED
         _say(f"started {request.workflow.name} as {handle.id} on {queue}")
         if not request.wait:
             typer_echo(handle.id)
             return EXIT_OK
         try:
             result = await _follow(
-                handle, view, cancel_on_interrupt=request.local_worker
+                handle,
+                view,
+                cancel_on_interrupt=request.local_worker or request.cancel_on_interrupt,
             )
         except WorkflowFailureError as error:
             _say(f"workflow {handle.id} failed: {_cause(error)}")
+            partial = getattr(view, "failed_result", lambda _: None)(error)
+            if partial is not None:
+                _show(partial, view, as_json=request.as_json)
             return EXIT_WORKFLOW_FAILED
-    if request.as_json:
+    _show(result, view, as_json=request.as_json)
+
+    return view.exit_code(result)
+
+
+def _show(result: Any, view: View, *, as_json: bool) -> None:
+    if as_json:
         typer_echo(result.model_dump_json(indent=2))
     else:
         _console(stderr=False).print(view.result(result))
-
-    return view.exit_code(result)
 
 
 async def _follow(handle: Any, view: View, *, cancel_on_interrupt: bool) -> Any:

@@ -94,3 +94,108 @@ def cleanup(
     import asyncio
 
     raise typer.Exit(asyncio.run(launch(request, CleanupView())))
+
+
+@app.command("registry-gc")
+@reports_errors
+def registry_gc(
+    dry_run: Annotated[
+        bool | None,
+        typer.Option("--dry-run/--no-dry-run", help="Only report (default) or delete."),
+    ] = None,
+    delete_untagged: Annotated[
+        bool | None,
+        typer.Option(
+            "--delete-untagged/--keep-untagged",
+            help="Also delete untagged manifests (refused on distribution 2.x).",
+        ),
+    ] = None,
+    job: Annotated[
+        str | None, typer.Option(metavar="NAME", help="The registry's Nomad job.")
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(metavar="PATH", help="Registry storage on the registry host."),
+    ] = None,
+    input_file: InputOption = None,
+    as_json: JsonOption = False,
+    local_worker: LocalWorkerOption = False,
+) -> None:
+    """Garbage-collect the registry with it stopped; Ctrl-C brings it back first."""
+    from infraops.cli._registry_gc_command import run_registry_gc
+
+    raise typer.Exit(
+        run_registry_gc(
+            input_file,
+            {
+                "dry_run": dry_run,
+                "delete_untagged": delete_untagged,
+                "job_name": job,
+                "registry_data_dir": data_dir,
+            },
+            as_json=as_json,
+            local_worker=local_worker,
+        )
+    )
+
+
+@app.command()
+@reports_errors
+def scan(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Images scanned at the same time (default 4).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NS", help="Only this namespace; repeat for several."),
+    ] = None,
+    input_file: InputOption = None,
+    as_json: JsonOption = False,
+    local_worker: LocalWorkerOption = False,
+    wait: WaitOption = True,
+) -> None:
+    """Scan every running image with Trivy and store the findings."""
+    from infraops.cli._scan_view import run_scan
+
+    raise typer.Exit(
+        run_scan(
+            input_file,
+            {"scan_concurrency": concurrency, "namespaces": namespace or None},
+            as_json=as_json,
+            local_worker=local_worker,
+            wait=wait,
+        )
+    )
+
+
+@app.command()
+@reports_errors
+def backup(
+    only: Annotated[
+        str | None,
+        typer.Option(metavar="TARGETS", help="Comma-separated: nomad,consul,postgres."),
+    ] = None,
+    database: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME", help="Only this database; repeat for several."),
+    ] = None,
+    input_file: InputOption = None,
+    as_json: JsonOption = False,
+    local_worker: LocalWorkerOption = False,
+    wait: WaitOption = True,
+) -> None:
+    """Back up Nomad, Consul and PostgreSQL, verified, locally and to S3."""
+    from infraops.cli._backup_command import run_backup
+
+    raise typer.Exit(
+        run_backup(
+            input_file,
+            {
+                "targets": [t.strip() for t in only.split(",")] if only else None,
+                "databases": database or None,
+            },
+            as_json=as_json,
+            local_worker=local_worker,
+            wait=wait,
+        )
+    )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ import httpx
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from infraops.clients._stream import Stream, open_stream
 from infraops.config import NomadSettings
 from infraops.errors import PermanentError, TransientError
 
@@ -101,6 +104,27 @@ class NomadClient:
         response = await self._send("POST", path, {}, body, None)
 
         return Answer(response.json(), int(response.headers.get("X-Nomad-Index", 0)))
+
+    @asynccontextmanager
+    async def stream(self, path: str, params: dict[str, str]) -> AsyncIterator[Stream]:
+        """GET `path` as a stream without a read timeout (a snapshot)."""
+        query = dict(params)
+        if self._namespace and "namespace" not in query:
+            query["namespace"] = self._namespace
+        with tracer.start_as_current_span(
+            f"nomad GET {path}",
+            kind=SpanKind.CLIENT,
+            attributes={"peer.service": "nomad", "http.request.method": "GET"},
+        ):
+            async with open_stream(
+                self._http,
+                path,
+                query,
+                what=f"Nomad GET {path}",
+                unavailable=NomadUnavailable,
+                classify=lambda response, _: _classify("GET", path, response),
+            ) as stream:
+                yield stream
 
     async def _send(
         self,

@@ -37,6 +37,13 @@ def build_worker(
     )
 
 
+async def start_up(roles: Sequence[Role], clients: Clients) -> None:
+    """Run each role's start-up hook (migrations and the like) before polling."""
+    for role in roles:
+        if role.startup is not None:
+            await role.startup(clients)
+
+
 @asynccontextmanager
 async def hosted(
     client: Client, roles: Sequence[Role], *, task_queue: str | None = None
@@ -45,6 +52,7 @@ async def hosted(
     clients = Clients()
     async with AsyncExitStack() as stack:
         stack.push_async_callback(clients.aclose)
+        await start_up(roles, clients)
         workers = [
             build_worker(client, role, clients, task_queue=task_queue) for role in roles
         ]
@@ -56,6 +64,7 @@ async def hosted(
 async def serve(client: Client, roles: Sequence[Role], shutdown_grace: float) -> None:
     """Poll until SIGTERM or SIGINT, then let running activities finish."""
     clients = Clients()
+    await start_up(roles, clients)
     workers = [
         build_worker(client, role, clients, shutdown_grace=shutdown_grace)
         for role in roles
