@@ -47,7 +47,7 @@ async def test_worker_polls_the_cleanup_task_queue(
 
 def scrape(lab: Lab) -> dict[str, float]:
     url = f"http://127.0.0.1:{lab.fleet.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
@@ -161,7 +161,7 @@ def test_heartbeat_timeout_is_unused_by_quick_activities() -> None:
         STANDARD_RETRY,
     )
 
-    assert QUICK_START_TO_CLOSE == timedelta(minutes=5)
-    assert QUICK_SCHEDULE_TO_CLOSE == timedelta(minutes=15)
+    assert timedelta(minutes=5) == QUICK_START_TO_CLOSE
+    assert timedelta(minutes=15) == QUICK_SCHEDULE_TO_CLOSE
     assert STANDARD_RETRY.maximum_attempts == 3
     assert STANDARD_RETRY.maximum_interval == timedelta(minutes=1)
