@@ -19,6 +19,7 @@ InputOption = Annotated[
     str | None,
     typer.Option(
         "--input",
+        metavar="FILE",
         help="The workflow's config as JSON (a file, or - for stdin); "
         "options given here override its fields.",
     ),
