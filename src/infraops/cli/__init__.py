@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -33,6 +34,27 @@ app.add_typer(schedules_commands.app, name="schedules")
 app.add_typer(config_commands.app, name="config")
 app.add_typer(backup_commands.app, name="backup")
 app.add_typer(trivy_commands.app, name="trivy")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        version()
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Routine operations of a Nomad fleet as durable Temporal workflows."""
 
 
 @app.command()

@@ -12,6 +12,7 @@ def run_registry_gc(
     *,
     as_json: bool,
     local_worker: bool,
+    wait: bool,
 ) -> int:
     """Start RegistryGC under its fixed id and follow it; the exit code."""
     from infraops.cli._input import build_config
@@ -27,7 +28,7 @@ def run_registry_gc(
         config=config,
         id_prefix=REGISTRY_GC_WORKFLOW_ID,
         local_worker=local_worker,
-        wait=True,
+        wait=wait,
         as_json=as_json,
         workflow_id=REGISTRY_GC_WORKFLOW_ID,
         # Ctrl-C cancels; the compensation brings the registry back and the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -71,7 +72,13 @@ async def launch(request: Launch, view: View) -> int:
     telemetry = load(TelemetrySettings)
     temporal = load(TemporalSettings)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    configure_tracing(telemetry, "infraops-cli")
+    # A local worker's retried activities are reported in the result; their
+    # tracebacks would only bury it.
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    # From a laptop, traces go out only to a collector named explicitly.
+    configure_tracing(
+        telemetry, "infraops-cli", export="OTEL_EXPORTER_OTLP_ENDPOINT" in os.environ
+    )
     client = await connect(temporal, build_runtime(telemetry, serve_metrics=False))
     queue = request.role.task_queue
     async with AsyncExitStack() as stack:

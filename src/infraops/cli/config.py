@@ -20,7 +20,12 @@ REDACTED = "[redacted]"
 @app.command()
 @reports_errors
 def show(
-    role: Annotated[str, typer.Option("--role", help="Role whose settings to show.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", metavar="ROLE", help="backup, trivy or cleanup: whose settings."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print the effective settings of a role, secrets redacted."""

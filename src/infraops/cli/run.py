@@ -121,6 +121,7 @@ def registry_gc(
     input_file: InputOption = None,
     as_json: JsonOption = False,
     local_worker: LocalWorkerOption = False,
+    wait: WaitOption = True,
 ) -> None:
     """Garbage-collect the registry with it stopped; Ctrl-C brings it back first."""
     from infraops.cli._registry_gc_command import run_registry_gc
@@ -136,6 +137,7 @@ def registry_gc(
             },
             as_json=as_json,
             local_worker=local_worker,
+            wait=wait,
         )
     )
 

@@ -19,6 +19,7 @@ def worker(
         list[str],
         typer.Option(
             "--role",
+            metavar="ROLE",
             help="Role to host (backup, trivy or cleanup); repeat for several.",
         ),
     ],

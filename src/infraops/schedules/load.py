@@ -64,7 +64,12 @@ class Declarations:
 def load_directory(directory: Path) -> Declarations:
     """Every `*.json` declaration in `directory`; all problems at once."""
     if not directory.is_dir():
-        raise DeclarationError([f"{directory}: not a directory of declarations"])
+        raise DeclarationError(
+            [
+                f"{directory}: not a directory of declarations; run from the "
+                "repository root or pass --dir (or set INFRAOPS_SCHEDULES_DIR)"
+            ]
+        )
     problems: list[str] = []
     found = Declarations()
     files = sorted(directory.glob("*.json"))

@@ -24,7 +24,9 @@ from infraops.config import TelemetrySettings
 _provider: ReplaySafeTracerProvider | None = None
 
 
-def configure_tracing(settings: TelemetrySettings, service: str) -> None:
+def configure_tracing(
+    settings: TelemetrySettings, service: str, *, export: bool = True
+) -> None:
     """Install a replay-safe global tracer provider exporting to the collector.
 
     The provider is installed even when export is off, because Temporal's
@@ -35,7 +37,7 @@ def configure_tracing(settings: TelemetrySettings, service: str) -> None:
         return
     resource = Resource.create({"service.name": service})
     _provider = create_tracer_provider(resource=resource, shutdown_on_exit=False)
-    if _enabled():
+    if export and _enabled():
         _provider.add_span_processor(
             BatchSpanProcessor(_exporter(settings), export_timeout_millis=5000)
         )

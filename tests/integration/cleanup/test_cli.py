@@ -32,6 +32,15 @@ class TestBasics:
 
         assert done.stdout.strip() == (ROOT / ".version").read_text().strip()
 
+    def test_version_option_matches_the_command(
+        self, clean_env: dict[str, str]
+    ) -> None:
+        """`infraops --version` prints the same as `infraops version`."""
+        done = infraops("--version", env=clean_env)
+
+        assert done.returncode == 0
+        assert done.stdout == infraops("version", env=clean_env).stdout
+
     def test_console_script_and_module_agree(self, clean_env: dict[str, str]) -> None:
         """The `infraops` script and `python -m infraops` are the same program."""
         script = Path(sys.executable).with_name("infraops")
