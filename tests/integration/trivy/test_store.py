@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -83,19 +85,21 @@ async def test_migrations_in_separate_processes(settings: TrivySettings) -> None
     """Several worker processes starting together against a fresh database."""
     env_settings = settings.model_dump_json()
     code = (
-        "import asyncio, sys;"
+        "import asyncio, os, sys;"
         "from infraops.config import TrivySettings;"
         "from infraops.trivy.store import TrivyStore;"
         "from pydantic import SecretStr;"
         "s = TrivySettings.model_validate_json(sys.stdin.read());"
-        f"s = s.model_copy(update={{'trivy_db_password': SecretStr({settings.trivy_db_password.get_secret_value()!r})}});"  # type: ignore[union-attr]
+        "s = s.model_copy(update={'trivy_db_password': SecretStr(os.environ['LAB_DB_PASSWORD'])});"
         "print(asyncio.run(TrivyStore(s).migrate()))"
     )
+    password = settings.trivy_db_password.get_secret_value()  # type: ignore[union-attr]
     procs = [
         await asyncio.create_subprocess_exec(
-            ".venv/bin/python",
+            sys.executable,
             "-c",
             code,
+            env=os.environ | {"LAB_DB_PASSWORD": password},
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
