@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     """Base of every settings model: env names, secrets kept out of errors."""
 
     model_config = SettingsConfigDict(
-        case_sensitive=False, extra="ignore", hide_input_in_errors=True
+        case_sensitive=False,
+        extra="ignore",
+        hide_input_in_errors=True,
+        allow_inf_nan=False,
     )
 
     # Variables a deployment must set: their defaults only suit a laptop.
@@ -50,8 +53,8 @@ _Settings = Settings  # the name the domain modules use
 class TemporalSettings(_Settings):
     required = frozenset({"TEMPORAL_ADDRESS"})
 
-    temporal_address: str = "localhost:7233"
-    temporal_namespace: str = "default"
+    temporal_address: str = Field(default="localhost:7233", min_length=1)
+    temporal_namespace: str = Field(default="default", min_length=1)
 
 
 class TelemetrySettings(_Settings):
@@ -212,6 +215,14 @@ class BackupSettings(_Settings):
     """The backup role: where runs are kept and how many dumps run at once."""
 
     backup_local_dir: Path = Path("/mnt/backups")
+
+    @field_validator("backup_local_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; set it to the mounted backup volume")
+        return value
+
     pg_dump_concurrency: int = Field(default=4, ge=1, le=64)
     backup_age_recipients: str | None = None
 

@@ -14,7 +14,16 @@ the CLI can tell them apart.
 
 from __future__ import annotations
 
+import re
+
 from temporalio.exceptions import ApplicationError
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the user:password part of every URL in it hidden."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
 
 
 class InfraopsError(Exception):
@@ -44,7 +53,7 @@ class HostNotEnrolled(PermanentError):
 def to_application_error(error: InfraopsError) -> ApplicationError:
     """Wrap `error` for Temporal, non-retryable unless it is transient."""
     return ApplicationError(
-        str(error),
+        redact_urls(str(error)),
         type=type(error).__name__,
         non_retryable=not isinstance(error, TransientError),
     )

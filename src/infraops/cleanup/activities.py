@@ -22,6 +22,7 @@ from infraops.cleanup.listing import (
 )
 from infraops.cleanup.models import (
     SYSTEM_ENTRIES,
+    UNKNOWN_NODE,
     CleanupConfig,
     DockerPrune,
     Node,
@@ -71,8 +72,7 @@ class CleanupActivities:
                 targets.append(Node(id=stub["ID"], name=name, address=stub["Address"]))
         known = {stub["Name"] for stub in stubs}
         skipped += [
-            NodeSkip(name=name, reason="no such node in Nomad")
-            for name in sorted(wanted - known)
+            NodeSkip(name=name, reason=UNKNOWN_NODE) for name in sorted(wanted - known)
         ]
 
         return NodePlan(targets=targets, skipped=skipped)

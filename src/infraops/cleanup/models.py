@@ -25,7 +25,7 @@ SYSTEM_ENTRIES = frozenset(
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CleanupConfig(_Model):
@@ -69,6 +69,9 @@ class Node(_Model):
     id: str
     name: str
     address: str
+
+
+UNKNOWN_NODE = "no such node in Nomad"
 
 
 class NodeSkip(_Model):

@@ -88,7 +88,9 @@ def main() -> None:
         # A bug, not an operator error: show where, never local variables.
         import traceback
 
-        traceback.print_exc()
+        from infraops.errors import redact_urls
+
+        print(redact_urls(traceback.format_exc()), file=sys.stderr, end="")
         code = 1
     finally:
         _finish(code)

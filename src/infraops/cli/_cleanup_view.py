@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 
 from infraops.cleanup.models import (
+    UNKNOWN_NODE,
     CleanupProgress,
     CleanupResult,
     NodeProgress,
@@ -82,7 +83,8 @@ class CleanupView:
         return Group(nodes, *_entry_tables(result), _totals(result))
 
     def exit_code(self, result: CleanupResult) -> int:
-        return EXIT_PARTIAL if result.failed_nodes else EXIT_OK
+        unknown = [s for s in result.skipped_nodes if s.reason == UNKNOWN_NODE]
+        return EXIT_PARTIAL if result.failed_nodes or unknown else EXIT_OK
 
 
 def _candidate_bytes(node: NodeResult) -> int:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from infraops.cli._errors import fail
 
 M = TypeVar("M", bound=BaseModel)
+MAX_INPUT = 1024 * 1024  # a config document, never more
 
 
 def build_config(model: type[M], source: str | None, overrides: dict[str, Any]) -> M:
@@ -36,9 +37,21 @@ def build_config(model: type[M], source: str | None, overrides: dict[str, Any]) 
 
 def _read_document(source: str) -> dict[str, Any]:
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+        if source == "-":
+            raw = sys.stdin.buffer.read(MAX_INPUT + 1)
+        else:
+            with Path(source).open("rb") as handle:
+                raw = handle.read(MAX_INPUT + 1)
     except OSError as error:
         raise fail(f"--input {source}: cannot read it: {error.strerror}") from None
+    if len(raw) > MAX_INPUT:
+        raise fail(f"--input {source}: larger than {MAX_INPUT} bytes; not a config")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise fail(
+            f"--input {source}: not UTF-8 text; expected a JSON document"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -118,6 +119,10 @@ async def launch(request: Launch, view: View) -> int:
             partial = getattr(view, "failed_result", lambda _: None)(error)
             if partial is not None:
                 _show(partial, view, as_json=request.as_json)
+            elif request.as_json:
+                # A script reading stdout still gets a document saying why.
+                failure = {"workflow_id": handle.id, "status": "failed"}
+                typer_echo(json.dumps(failure | {"error": _cause(error)}, indent=2))
             return EXIT_WORKFLOW_FAILED
     _show(result, view, as_json=request.as_json)
 

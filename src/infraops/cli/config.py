@@ -62,6 +62,8 @@ def show(
 def _rows(settings: Any) -> list[tuple[str, str | None, str]]:
     from pydantic import SecretStr
 
+    from infraops.errors import redact_urls
+
     rows = []
     for field, info in type(settings).model_fields.items():
         variable = (info.alias or field).upper()
@@ -71,7 +73,7 @@ def _rows(settings: Any) -> list[tuple[str, str | None, str]]:
         elif value is None:
             shown = None
         else:
-            shown = str(value)
+            shown = redact_urls(str(value))
         source = "environment" if variable in _environment() else "default"
         rows.append((variable, shown, source))
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
 from opentelemetry import trace
@@ -19,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from infraops.config import SSHSettings
 from infraops.errors import (
+    ConfigError,
     HostKeyRejected,
     HostNotEnrolled,
     PermanentError,
@@ -26,6 +30,7 @@ from infraops.errors import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 tracer = trace.get_tracer(__name__)
 
 _CERT_HOST_KEY_ALGS = [
@@ -61,11 +66,17 @@ class SSHClient:
         self._settings = settings
         self._keys = [
             (
-                asyncssh.read_private_key(str(settings.ssh_key_path)),
-                asyncssh.read_certificate(str(settings.ssh_cert_path)),
+                _read(asyncssh.read_private_key, "SSH_KEY_PATH", settings.ssh_key_path),
+                _read(
+                    asyncssh.read_certificate, "SSH_CERT_PATH", settings.ssh_cert_path
+                ),
             )
         ]
-        self._trusted_ca = [asyncssh.read_public_key(str(settings.ssh_host_ca_path))]
+        self._trusted_ca = [
+            _read(
+                asyncssh.read_public_key, "SSH_HOST_CA_PATH", settings.ssh_host_ca_path
+            )
+        ]
         self._per_host = per_host
         self._total = asyncio.Semaphore(total)
         self._slots: dict[Host, asyncio.Semaphore] = {}
@@ -190,6 +201,16 @@ class SSHClient:
         except (OSError, asyncssh.Error, TimeoutError):
             return plain is not None
         return False
+
+
+def _read(reader: Callable[[str], T], variable: str, path: Path) -> T:
+    try:
+        return reader(str(path))
+    except (asyncssh.KeyImportError, ValueError) as error:
+        raise ConfigError(
+            f"{variable}: {path} is not usable: {error}; point it at the "
+            "worker's key material (private key, its certificate, the host CA)"
+        ) from None
 
 
 def _as_bytes(data: object) -> bytes:

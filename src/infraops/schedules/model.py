@@ -54,7 +54,7 @@ class Declaration(BaseModel):
     receives; `validate` checks it against the workflow's config model.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str
     workflow: str = Field(min_length=1)

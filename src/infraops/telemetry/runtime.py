@@ -14,6 +14,7 @@ from temporalio.runtime import (
 )
 
 from infraops.config import TelemetrySettings
+from infraops.errors import ConfigError
 from infraops.telemetry.logging import CORE_LOGGER
 
 
@@ -44,4 +45,10 @@ def build_runtime(settings: TelemetrySettings, *, serve_metrics: bool) -> Runtim
         global_tags={"service": "infraops"},
     )
 
-    return Runtime(telemetry=telemetry)
+    try:
+        return Runtime(telemetry=telemetry)
+    except ValueError as error:
+        raise ConfigError(
+            f"METRICS_LISTEN: cannot serve metrics on {settings.metrics_listen}: "
+            f"{error}"
+        ) from None

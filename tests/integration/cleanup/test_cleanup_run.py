@@ -75,10 +75,10 @@ class TestFailures:
         assert result["totals"]["nodes_failed"] == len(BROKEN)
 
     def test_unknown_node_is_reported_as_skipped(self, lab: Lab) -> None:
-        """Asking for a node Nomad does not know is said plainly."""
+        """Asking for a node Nomad does not know is said plainly, and exits 3."""
         done = lab.run("--json", "--node", "no-such-node")
 
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 3, done.stderr
         result = json.loads(done.stdout)
         assert result["skipped_nodes"] == [
             {"name": "no-such-node", "reason": "no such node in Nomad"}

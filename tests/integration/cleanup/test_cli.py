@@ -199,6 +199,7 @@ class TestAgainstTheLab:
             "run",
             "cleanup",
             "--local-worker",
+            "--json",
             "--input",
             "-",
             env=env,
@@ -208,6 +209,33 @@ class TestAgainstTheLab:
         assert done.returncode == 1
         assert "Permission denied" in done.stderr
         assert "wrong-token" not in done.stderr + done.stdout
+        document = json.loads(done.stdout)
+        assert document["status"] == "failed"
+        assert "Permission denied" in document["error"]
+        assert "Traceback" not in done.stderr
+
+    def test_unknown_namespace_is_a_configuration_error(self, lab: Lab) -> None:
+        """A namespace the server does not have is named, exit 2."""
+        env = lab.env | {"TEMPORAL_NAMESPACE": "no-such-namespace"}
+        done = infraops("run", "cleanup", "--no-wait", env=env)
+
+        assert done.returncode == 2
+        assert "TEMPORAL_NAMESPACE" in done.stderr
+
+    def test_url_credentials_are_never_shown(self, lab: Lab) -> None:
+        """A password inside a URL is hidden in settings and errors alike."""
+        env = lab.env | {"NOMAD_ADDR": "http://ops:SECRET-CANARY@127.0.0.1:1"}
+        document = json.dumps({"data_dir": lab.fleet.data_dir})
+
+        shown = infraops("config", "show", "--role", "cleanup", env=env)
+        failed = infraops(
+            "run", "cleanup", "--local-worker", "--input", "-", env=env, input=document
+        )
+
+        assert "SECRET-CANARY" not in shown.stdout + shown.stderr
+        assert "http://***@127.0.0.1:1" in shown.stdout
+        assert failed.returncode == 1
+        assert "SECRET-CANARY" not in failed.stdout + failed.stderr
 
     def test_sigterm_stops_the_worker_gracefully(self, lab: Lab) -> None:
         """SIGTERM makes a worker shut down cleanly with exit code 0."""
