@@ -81,6 +81,9 @@ def load_directory(directory: Path) -> Declarations:
         except OSError as error:
             problems.append(f"{path}: cannot read it: {error.strerror}")
             continue
+        except UnicodeDecodeError:
+            problems.append(f"{path}: not UTF-8 text; expected a JSON document")
+            continue
         except json.JSONDecodeError as error:
             problems.append(
                 f"{path}: not valid JSON (line {error.lineno}, column "
@@ -173,11 +176,19 @@ def _hcl_schedules(
     except OSError as error:
         problems.append(f"{file}: cannot read it: {error.strerror}")
         return
+    except UnicodeDecodeError:
+        problems.append(f"{file}: not UTF-8 text; expected HCL")
+        return
     except Exception as error:  # the parser raises several lark error types
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         problems.append(f"{file}: not valid HCL: {first_line or type(error).__name__}")
         return
-    for where_in_file, entry, key_id in _candidates(tree, file):
+    try:
+        candidates = list(_candidates(tree, file))
+    except _Unsupported as error:
+        problems.append(f"{file}: {error}")
+        return
+    for where_in_file, entry, key_id in candidates:
         where = f"{file} ({where_in_file})"
         try:
             for meta in _META:
@@ -243,7 +254,10 @@ def _candidates(
 
 def _unquote_key(key: str) -> str:
     if len(key) >= 2 and key[0] == key[-1] == '"':
-        return str(json.loads(key))
+        try:
+            return str(json.loads(key))
+        except json.JSONDecodeError:
+            raise _Unsupported(f"cannot read the schedule id {key}") from None
     return key
 
 
@@ -329,3 +343,5 @@ def _read_file(argument: str, file: Path) -> str:
         return target.read_text()
     except OSError as error:
         raise _Unsupported(f"file({argument}): {target}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise _Unsupported(f"file({argument}): {target}: not UTF-8 text") from None

@@ -226,3 +226,21 @@ class TestTerraform:
         (cache / "main.tf").write_text(HCL)
 
         assert len(load_terraform(tmp_path)) == 3
+
+
+class TestUnreadableInput:
+    def test_a_declaration_that_is_not_utf8_is_named(self, tmp_path: Path) -> None:
+        """A binary file among the declarations is a problem named by its path."""
+        (tmp_path / "bad.json").write_bytes(b"\xff\xfe")
+
+        with pytest.raises(DeclarationError, match="bad.json: not UTF-8"):
+            load_directory(tmp_path)
+
+    def test_an_hcl_key_with_a_bad_escape_is_named(self, tmp_path: Path) -> None:
+        """A schedule id HCL cannot unescape is an error, not a traceback."""
+        (tmp_path / "main.tf").write_text(
+            'locals {\n  schedules = {\n    "a\\qb" = { workflow = "Cleanup" }\n  }\n}\n'
+        )
+
+        with pytest.raises(DeclarationError, match="cannot read the schedule id"):
+            load_terraform(tmp_path)
