@@ -233,7 +233,7 @@ class TestUnreadableInput:
         """A binary file among the declarations is a problem named by its path."""
         (tmp_path / "bad.json").write_bytes(b"\xff\xfe")
 
-        with pytest.raises(DeclarationError, match="bad.json: not UTF-8"):
+        with pytest.raises(DeclarationError, match=r"bad\.json: not UTF-8"):
             load_directory(tmp_path)
 
     def test_an_hcl_key_with_a_bad_escape_is_named(self, tmp_path: Path) -> None:
