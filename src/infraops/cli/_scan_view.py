@@ -25,34 +25,6 @@ STATUS_STYLE = {
 }
 
 
-def run_scan(
-    input_file: str | None,
-    overrides: dict[str, Any],
-    *,
-    as_json: bool,
-    local_worker: bool,
-    wait: bool,
-) -> int:
-    import asyncio
-
-    from infraops.cli._input import build_config
-    from infraops.cli._session import Launch, launch
-    from infraops.trivy.models import ScanConfig
-    from infraops.worker.roles import TRIVY
-
-    config = build_config(ScanConfig, input_file, overrides)
-    request = Launch(
-        role=TRIVY,
-        workflow=TRIVY.workflows[0],
-        config=config,
-        id_prefix="scan",
-        local_worker=local_worker,
-        wait=wait,
-        as_json=as_json,
-    )
-    return asyncio.run(launch(request, ScanView()))
-
-
 class ScanView:
     query = "progress"
     progress_type = ScanProgress

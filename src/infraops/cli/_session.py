@@ -54,6 +54,40 @@ class Launch:
     cancel_on_interrupt: bool = False
 
 
+def run_by_hand(
+    role: Role,
+    workflow_name: str,
+    view: View,
+    source: str | None,
+    overrides: dict[str, Any],
+    *,
+    as_json: bool,
+    local_worker: bool,
+    wait: bool,
+    workflow_id: str | None = None,
+    cancel_on_interrupt: bool = False,
+) -> int:
+    """Build the config from --input and options, start, follow: the exit code.
+
+    Every `infraops run WORKFLOW` command is this, with its own view.
+    """
+    from infraops.cli._input import build_config
+
+    workflow = next(w for w in role.workflows if w.name == workflow_name)
+    request = Launch(
+        role=role,
+        workflow=workflow,
+        config=build_config(workflow.config, source, overrides),
+        id_prefix=workflow_id or workflow_name.lower(),
+        local_worker=local_worker,
+        wait=wait,
+        as_json=as_json,
+        workflow_id=workflow_id,
+        cancel_on_interrupt=cancel_on_interrupt,
+    )
+    return asyncio.run(launch(request, view))
+
+
 def manual_id(prefix: str) -> str:
     """A readable workflow id, e.g. cleanup-manual-20261203T173000Z."""
     return f"{prefix}-manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"

@@ -66,35 +66,29 @@ def cleanup(
     wait: WaitOption = True,
 ) -> None:
     """Remove stale per-job data directories on client nodes."""
-    from infraops.cleanup.models import CleanupConfig
     from infraops.cli._cleanup_view import CleanupView
-    from infraops.cli._input import build_config
-    from infraops.cli._session import Launch, launch
+    from infraops.cli._session import run_by_hand
     from infraops.worker.roles import CLEANUP
 
-    config = build_config(
-        CleanupConfig,
-        input_file,
-        {
-            "dry_run": dry_run,
-            "grace_days": grace_days,
-            "data_dir": str(data_dir) if data_dir is not None else None,
-            "docker_prune": docker_prune,
-            "nodes": node or None,
-        },
+    overrides = {
+        "dry_run": dry_run,
+        "grace_days": grace_days,
+        "data_dir": str(data_dir) if data_dir is not None else None,
+        "docker_prune": docker_prune,
+        "nodes": node or None,
+    }
+    raise typer.Exit(
+        run_by_hand(
+            CLEANUP,
+            "Cleanup",
+            CleanupView(),
+            input_file,
+            overrides,
+            as_json=as_json,
+            local_worker=local_worker,
+            wait=wait,
+        )
     )
-    request = Launch(
-        role=CLEANUP,
-        workflow=CLEANUP.workflows[0],
-        config=config,
-        id_prefix="cleanup",
-        local_worker=local_worker,
-        wait=wait,
-        as_json=as_json,
-    )
-    import asyncio
-
-    raise typer.Exit(asyncio.run(launch(request, CleanupView())))
 
 
 @app.command("registry-gc")
@@ -124,20 +118,31 @@ def registry_gc(
     wait: WaitOption = True,
 ) -> None:
     """Garbage-collect the registry with it stopped; Ctrl-C brings it back first."""
-    from infraops.cli._registry_gc_command import run_registry_gc
+    from infraops.cli._registry_gc_view import RegistryGCView
+    from infraops.cli._session import run_by_hand
+    from infraops.registry_gc.models import REGISTRY_GC_WORKFLOW_ID
+    from infraops.worker.roles import CLEANUP
 
+    overrides = {
+        "dry_run": dry_run,
+        "delete_untagged": delete_untagged,
+        "job_name": job,
+        "registry_data_dir": data_dir,
+    }
     raise typer.Exit(
-        run_registry_gc(
+        run_by_hand(
+            CLEANUP,
+            "RegistryGC",
+            RegistryGCView(),
             input_file,
-            {
-                "dry_run": dry_run,
-                "delete_untagged": delete_untagged,
-                "job_name": job,
-                "registry_data_dir": data_dir,
-            },
+            overrides,
             as_json=as_json,
             local_worker=local_worker,
             wait=wait,
+            # One id for every run refuses a second; Ctrl-C cancels, and the
+            # view follows until the compensation has brought the registry back.
+            workflow_id=REGISTRY_GC_WORKFLOW_ID,
+            cancel_on_interrupt=True,
         )
     )
 
@@ -158,10 +163,15 @@ def scan(
     wait: WaitOption = True,
 ) -> None:
     """Scan every running image with Trivy and store the findings."""
-    from infraops.cli._scan_view import run_scan
+    from infraops.cli._scan_view import ScanView
+    from infraops.cli._session import run_by_hand
+    from infraops.worker.roles import TRIVY
 
     raise typer.Exit(
-        run_scan(
+        run_by_hand(
+            TRIVY,
+            "Scan",
+            ScanView(),
             input_file,
             {"scan_concurrency": concurrency, "namespaces": namespace or None},
             as_json=as_json,
@@ -188,10 +198,15 @@ def backup(
     wait: WaitOption = True,
 ) -> None:
     """Back up Nomad, Consul and PostgreSQL, verified, locally and to S3."""
-    from infraops.cli._backup_command import run_backup
+    from infraops.cli._backup_view import BackupView
+    from infraops.cli._session import run_by_hand
+    from infraops.worker.roles import BACKUP
 
     raise typer.Exit(
-        run_backup(
+        run_by_hand(
+            BACKUP,
+            "Backup",
+            BackupView(),
             input_file,
             {
                 "targets": [t.strip() for t in only.split(",")] if only else None,
