@@ -5,6 +5,7 @@ Kept free of clients and clocks so the workflow sandbox can load it.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 
@@ -276,6 +277,13 @@ class DrillConfig(_Model):
     def _real_name(cls, value: str) -> str:
         if not value or "\0" in value:
             raise ValueError("a database name is non-empty and holds no NUL")
+        return value
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$", value):
+            raise ValueError("expected a run id like 20261203T010000Z-1a2b3c4d")
         return value
 
 

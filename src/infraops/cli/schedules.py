@@ -130,6 +130,7 @@ def trigger(schedule_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Start the schedule's action now (its overlap policy still applies)."""
     import asyncio
 
+    _not_blank("ID", schedule_id)
     raise typer.Exit(asyncio.run(_with_client(_trigger, schedule_id)))
 
 
@@ -141,6 +142,8 @@ def pause(
     """Pause a schedule, with a note saying why."""
     import asyncio
 
+    _not_blank("ID", schedule_id)
+    _not_blank("--note", note)
     asyncio.run(_with_client(_set_paused, schedule_id, True, note))
 
 
@@ -152,7 +155,14 @@ def unpause(
     """Resume a paused schedule, with a note."""
     import asyncio
 
+    _not_blank("ID", schedule_id)
+    _not_blank("--note", note)
     asyncio.run(_with_client(_set_paused, schedule_id, False, note))
+
+
+def _not_blank(name: str, value: str) -> None:
+    if not value.strip():
+        raise fail(f"{name} is empty; say which schedule and, for a note, why and who")
 
 
 def _declarations(directory: Path, terraform: Path | None) -> Declarations:

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from infraops.schedules import cron as cron_syntax
 
@@ -64,8 +64,8 @@ class Declaration(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict)
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
     catchup_window: timedelta = timedelta(hours=1)
-    pause_on_failure: bool = False
-    paused: bool = False
+    pause_on_failure: StrictBool = False
+    paused: StrictBool = False
     note: str = ""
 
     @field_validator("id")
@@ -105,6 +105,8 @@ class Declaration(BaseModel):
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         # Terraform often carries it as jsonencode(...): accept that string too.
+        if value is None:
+            raise ValueError("must be an object of config fields; use {} for none")
         if isinstance(value, str):
             try:
                 value = json.loads(value)

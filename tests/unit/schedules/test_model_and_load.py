@@ -52,6 +52,8 @@ class TestModel:
             ("catchup_window", "a day", "not a duration"),
             ("id", "Backup Daily", "lower-case"),
             ("cronn", "0 5 * * *", "Extra inputs are not permitted"),
+            ("paused", "yes", "valid boolean"),
+            ("input", None, "use {} for none"),
         ],
     )
     def test_invalid_fields_are_named(self, field: str, value: str, says: str) -> None:
