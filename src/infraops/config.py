@@ -47,17 +47,14 @@ class Settings(BaseSettings):
         }
 
 
-_Settings = Settings  # the name the domain modules use
-
-
-class TemporalSettings(_Settings):
+class TemporalSettings(Settings):
     required = frozenset({"TEMPORAL_ADDRESS"})
 
     temporal_address: str = Field(default="localhost:7233", min_length=1)
     temporal_namespace: str = Field(default="default", min_length=1)
 
 
-class TelemetrySettings(_Settings):
+class TelemetrySettings(Settings):
     otel_exporter_otlp_endpoint: str = "tempo.service.consul:4317"
     metrics_listen: str = ":9090"
     log_level: str = Field(default="INFO", alias="INFRAOPS_LOG_LEVEL")
@@ -84,11 +81,11 @@ class TelemetrySettings(_Settings):
         return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 (an exporter serves all)
 
 
-class WorkerSettings(_Settings):
+class WorkerSettings(Settings):
     worker_shutdown_grace: float = Field(default=30.0, ge=0)
 
 
-class NomadSettings(_Settings):
+class NomadSettings(Settings):
     required = frozenset({"NOMAD_ADDR", "NOMAD_TOKEN"})
 
     nomad_addr: str = "http://127.0.0.1:4646"
@@ -111,7 +108,7 @@ class NomadSettings(_Settings):
         return _existing_file(value)
 
 
-class SSHSettings(_Settings):
+class SSHSettings(Settings):
     required = frozenset({"SSH_KEY_PATH", "SSH_CERT_PATH", "SSH_HOST_CA_PATH"})
 
     ssh_user: str = "root"
@@ -167,7 +164,7 @@ def describe_validation_error(error: ValidationError, *, env: bool = False) -> s
     return "; ".join(lines)
 
 
-class TrivySettings(_Settings):
+class TrivySettings(Settings):
     required = frozenset(
         {"TRIVY_SERVER_ADDR", "TRIVY_DB_HOST", "TRIVY_DB_USER", "TRIVY_DB_PASSWORD"}
     )
@@ -209,7 +206,7 @@ class TrivySettings(_Settings):
         return _existing_file(value)
 
 
-class BackupSettings(_Settings):
+class BackupSettings(Settings):
     required = frozenset({"BACKUP_LOCAL_DIR"})
 
     """The backup role: where runs are kept and how many dumps run at once."""
@@ -247,7 +244,7 @@ class BackupSettings(_Settings):
             )
 
 
-class PostgresSettings(_Settings):
+class PostgresSettings(Settings):
     required = frozenset({"PG_HOST", "PGPASSWORD"})
 
     """The server the backup role dumps; the password reaches only pg_dump."""
@@ -260,7 +257,7 @@ class PostgresSettings(_Settings):
     pg_bindirs: str = ""
 
 
-class S3Settings(_Settings):
+class S3Settings(Settings):
     required = frozenset({"S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY"})
 
     """Off-site copies; without S3_BUCKET the backup role keeps runs locally."""
@@ -284,7 +281,7 @@ class S3Settings(_Settings):
         return bool(self.s3_bucket)
 
 
-class ConsulSettings(_Settings):
+class ConsulSettings(Settings):
     required = frozenset({"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN"})
 
     consul_http_addr: str = "http://127.0.0.1:8500"
