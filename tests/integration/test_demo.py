@@ -18,26 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.lab._proc import pid_alive
+from tests.lab.full_lab import FOREIGN_PREFIXES
 
 pytestmark = [pytest.mark.lab, pytest.mark.demo]
 
 REPO = Path(__file__).parents[2]
 TIMEOUT = 170.0
-_FOREIGN = (
-    "NOMAD_",
-    "SSH_",
-    "TEMPORAL_",
-    "OTEL_",
-    "METRICS_",
-    "CONSUL_",
-    "PG",
-    "S3_",
-    "BACKUP_",
-    "TRIVY_",
-    "DB_",
-    "INFRAOPS_",
-    "WORKER_",
-)
 RESULTS = {
     "Backup": r"Backup \S+: good",
     "Scan": r"Findings by severity[\s\S]*4 images found, 4 scanned, 0 skipped, 0 "
@@ -88,7 +74,9 @@ def _left_running(base: Path) -> list[str]:
 
 
 def test_demo_runs_every_workflow_and_leaves_nothing_behind(sandbox: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)} | {
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)
+    } | {
         "HOME": str(sandbox / "home"),
         "TMPDIR": str(sandbox / "tmp"),
     }

@@ -65,7 +65,7 @@ APPS = [
     ),
 ]
 # Variables of the caller that must not leak into a lab process.
-_FOREIGN = (
+FOREIGN_PREFIXES = (
     "NOMAD_",
     "SSH_",
     "TEMPORAL_",
@@ -186,7 +186,9 @@ class FullLab:
 
     def cli_env(self, **extra: str) -> dict[str, str]:
         """What an infraops process needs to reach Temporal, confined to root."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)
+        }
         return base | {
             "TEMPORAL_ADDRESS": self.fleet.temporal.address,
             "TEMPORAL_NAMESPACE": "default",
