@@ -537,14 +537,7 @@ class BackupActivities:
     @classified
     async def local_retention(self, request: RetentionRequest) -> RetentionOutcome:
         runs = await asyncio.to_thread(self._local_runs)
-        self._require_good(runs, request.run_id)
-        delete, keep = plan_retention(
-            runs,
-            current=request.run_id,
-            now=request.now,
-            retention_days=request.retention_days,
-            min_good_runs=request.min_good_runs,
-        )
+        delete, keep = self._plan_retention(runs, request)
         deleted, warnings = [], []
         for run_id in delete:
             try:
@@ -560,14 +553,7 @@ class BackupActivities:
     async def s3_retention(self, request: RetentionRequest) -> RetentionOutcome:
         s3 = self._require_s3()
         runs, keys = await asyncio.to_thread(_s3_runs, s3)
-        self._require_good(runs, request.run_id)
-        delete, keep = plan_retention(
-            runs,
-            current=request.run_id,
-            now=request.now,
-            retention_days=request.retention_days,
-            min_good_runs=request.min_good_runs,
-        )
+        delete, keep = self._plan_retention(runs, request)
         deleted, warnings = [], []
         for run_id in delete:
             manifest_key = naming.s3_key(s3.prefix, run_id, MANIFEST_NAME)
@@ -580,12 +566,23 @@ class BackupActivities:
         metrics.record_retention(activity.metric_meter(), "s3", len(deleted))
         return RetentionOutcome(deleted=deleted, kept=keep, warnings=warnings)
 
-    def _require_good(self, runs: list[StoredRun], run_id: str) -> None:
-        mine = next((run for run in runs if run.run_id == run_id), None)
+    def _plan_retention(
+        self, runs: list[StoredRun], request: RetentionRequest
+    ) -> tuple[list[str], list[str]]:
+        """What to delete and keep, refused unless this run is committed good."""
+        mine = next((run for run in runs if run.run_id == request.run_id), None)
         if mine is None or not mine.good:
             raise PermanentError(
-                f"retention refused: run {run_id} is not a committed good run here"
+                f"retention refused: run {request.run_id} is not a committed "
+                "good run here"
             )
+        return plan_retention(
+            runs,
+            current=request.run_id,
+            now=request.now,
+            retention_days=request.retention_days,
+            min_good_runs=request.min_good_runs,
+        )
 
     def _local_runs(self) -> list[StoredRun]:
         return local_runs(self.root)

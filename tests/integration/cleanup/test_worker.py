@@ -153,7 +153,7 @@ def test_logs_are_json_lines_with_workflow_context(lab: Lab) -> None:
     assert lab.env["NOMAD_TOKEN"] not in lab.worker_log.read_text()
 
 
-def test_heartbeat_timeout_is_unused_by_quick_activities() -> None:
+def test_quick_activities_use_the_original_timeouts() -> None:
     """Quick activities use the original system's 5/15 minute timeouts."""
     from infraops.policies import (
         QUICK_SCHEDULE_TO_CLOSE,
