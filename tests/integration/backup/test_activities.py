@@ -216,3 +216,21 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+async def test_retention_refuses_a_run_that_is_not_committed_good(
+    acts: BackupActivities,
+) -> None:
+    """Retention never runs on behalf of a run without a good manifest."""
+    from datetime import UTC, datetime
+
+    from temporalio.exceptions import ApplicationError
+
+    from infraops.backup.models import RetentionRequest
+
+    request = RetentionRequest(
+        run_id=RUN, now=datetime.now(UTC), retention_days=0, min_good_runs=0
+    )
+
+    with pytest.raises(ApplicationError, match="not a committed good run"):
+        await ActivityEnvironment().run(acts.local_retention, request)
